@@ -1,0 +1,1 @@
+"""spotscribe operations library: AWS (moto or real), Docker images, hosts, deploys. Never imports pytest."""

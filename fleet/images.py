@@ -1,0 +1,151 @@
+"""Images: the local base image (debootstrap + docker import) and builds cached by a digest of their context."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import ImageNotFound
+from docker.utils.build import exclude_paths
+from filelock import FileLock
+
+from fleet.docker_engine import engine_client
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCK_DIR = ROOT / ".spotscribe" / "locks"
+BASE_SUITE = "bookworm"
+BASE_PACKAGES = ("python3", "ca-certificates")
+# The tag names the recipe, so changing suite or packages makes a new base instead of reusing a stale one.
+LOCAL_BASE = "spotscribe/base:{}-{}".format(
+    BASE_SUITE, hashlib.sha256(" ".join((BASE_SUITE, *BASE_PACKAGES)).encode()).hexdigest()[:8])
+DIGEST_LABEL = "spotscribe.context-digest"
+
+@dataclass(frozen=True)
+class BuildResult:
+    tag: str
+    digest: str
+    cached: bool
+    seconds: float
+    size_bytes: int
+
+    def describe(self) -> str:
+        how = "cache hit (context unchanged)" if self.cached else f"built in {self.seconds:.1f} s"
+        return f"{self.tag}: {how}, {self.size_bytes / 1e6:.0f} MB"
+
+def debian_mirror(sources_dir: Path = Path("/etc/apt/sources.list.d")) -> str:
+    """The Debian mirror this machine's apt uses (so debootstrap goes where apt already goes)."""
+    for path in sorted(sources_dir.glob("*.sources")) + [Path("/etc/apt/sources.list")]:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            match = re.match(r"^\s*(?:URIs:|deb)\s+(?:\[[^]]*\]\s+)?(\S+/debian)/?(\s|$)", line)
+            if match:
+                return match.group(1)
+    raise RuntimeError("no Debian mirror found in apt's sources; debootstrap needs one")
+
+def image_exists(client: docker.DockerClient, tag: str) -> bool:
+    try:
+        client.images.get(tag)
+        return True
+    except ImageNotFound:
+        return False
+
+def ensure_local_base(client: docker.DockerClient | None = None, tag: str = LOCAL_BASE) -> BuildResult:
+    """Make the local bookworm base image (no registry here) unless it already exists."""
+    client = client or engine_client()
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(LOCK_DIR / "base-image.lock"), timeout=900):
+        if image_exists(client, tag):
+            return BuildResult(tag, "", True, 0.0, client.images.get(tag).attrs["Size"])
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="spotscribe-rootfs-") as rootfs:
+            subprocess.run(
+                ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", BASE_SUITE, rootfs,
+                 debian_mirror()],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=900,
+            )
+            shutil.rmtree(Path(rootfs) / "var/cache/apt/archives", ignore_errors=True)
+            tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+            subprocess.run(["docker", "import", "--change", 'CMD ["/bin/bash"]', "-", tag], stdin=tar.stdout,
+                           check=True, stdout=subprocess.DEVNULL, timeout=600)
+            tar.wait(timeout=60)
+        seconds = time.monotonic() - started
+        log.info("local base image %s made in %.1f s", tag, seconds)
+        return BuildResult(tag, "", False, seconds, client.images.get(tag).attrs["Size"])
+
+def context_digest(context: Path, dockerfile: str, buildargs: dict[str, str] | None = None) -> str:
+    """sha256 over what the build sees: files admitted by .dockerignore (path, mode, bytes), Dockerfile, args."""
+    context = Path(context)
+    ignore = context / ".dockerignore"
+    patterns = [p for p in ignore.read_text().splitlines() if p.strip() and not p.startswith("#")] if ignore.exists() else []
+    digest = hashlib.sha256()
+    for rel in sorted(exclude_paths(str(context), patterns, dockerfile=dockerfile)):
+        path = context / rel
+        if path.is_file():
+            digest.update(rel.encode() + b"\0" + oct(path.stat().st_mode & 0o777).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    dockerfile_path = context / dockerfile
+    digest.update(b"dockerfile\0" + dockerfile_path.read_bytes())
+    for key, value in sorted((buildargs or {}).items()):
+        digest.update(f"arg\0{key}={value}\0".encode())
+    return digest.hexdigest()
+
+def build_cached(
+    name: str,
+    context: Path,
+    dockerfile: str = "Dockerfile",
+    buildargs: dict[str, str] | None = None,
+    client: docker.DockerClient | None = None,
+    timeout_s: int = 3600,
+) -> BuildResult:
+    """Build `spotscribe/<name>:<digest>` unless an image with that context digest already exists."""
+    client = client or engine_client()
+    digest = context_digest(context, dockerfile, buildargs)
+    tag = f"spotscribe/{name}:ctx-{digest[:12]}"
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(LOCK_DIR / f"build-{digest[:16]}.lock"), timeout=timeout_s):
+        if image_exists(client, tag):
+            return BuildResult(tag, digest, True, 0.0, client.images.get(tag).attrs["Size"])
+        started = time.monotonic()
+        stream = client.api.build(path=str(context), dockerfile=dockerfile, tag=tag, buildargs=buildargs or {},
+                                  labels={DIGEST_LABEL: digest}, rm=True, forcerm=True, decode=True,
+                                  timeout=timeout_s)
+        _follow_build(stream, tag)
+        seconds = time.monotonic() - started
+    size = client.images.get(tag).attrs["Size"]
+    log.info("built %s in %.1f s (%d MB)", tag, seconds, size // 1_000_000)
+    return BuildResult(tag, digest, False, seconds, size)
+
+class BuildFailed(RuntimeError):
+    """docker build stopped with an error; the message carries the build's last lines."""
+
+def _follow_build(stream, tag: str) -> None:
+    tail: list[str] = []
+    for chunk in stream:
+        if "error" in chunk:
+            raise BuildFailed(f"building {tag} failed: {chunk['error'].strip()}\n" + "".join(tail[-30:]))
+        text = chunk.get("stream", "")
+        if text:
+            tail.append(text)
+            for line in text.splitlines():
+                if line.strip():
+                    log.debug("[build %s] %s", tag, line)
+
+def local_buildargs(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Build args for the local target: the local base image instead of a registry image."""
+    return {"BASE_IMAGE": LOCAL_BASE, **(extra or {})}
+
+def repo_path(*parts: str) -> Path:
+    return ROOT.joinpath(*parts)
+

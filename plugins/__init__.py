@@ -1,0 +1,1 @@
+"""pytest plugins of the spotscribe verification framework (hooks and options; logic lives in `fleet`)."""
