@@ -9,4 +9,7 @@ pytest_plugins = [
     "fixtures.docker",
     "fixtures.audio",
     "fixtures.worker",
+    "fixtures.registry",
+    "fixtures.images",
+    "fixtures.hosts",
 ]
