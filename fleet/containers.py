@@ -11,7 +11,7 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
-from fleet.docker_engine import RUN_ID_LABEL
+from fleet.docker_engine import RUN_ID_LABEL, SESSION_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,19 @@ def wait_for_log(container: Container, needle: str, timeout_s: float, interval_s
     raise TimeoutError(f"{needle!r} not in {container.name}'s logs after {timeout_s:.0f} s; last output:\n{logs[-2000:]}")
 
 
-def sweep_run(client: docker.DockerClient, run_id: str) -> int:
-    """Remove every container carrying this run's label (leftovers of a crashed test)."""
-    leftovers = client.containers.list(all=True, filters={"label": f"{RUN_ID_LABEL}={run_id}"})
+def sweep_by_label(client: docker.DockerClient, label: str, value: str) -> int:
+    """Remove every container whose `label` is `value`; returns how many there were."""
+    leftovers = client.containers.list(all=True, filters={"label": f"{label}={value}"})
     for container in leftovers:
         remove_quietly(container)
     return len(leftovers)
+
+
+def sweep_session(client: docker.DockerClient, session: str) -> int:
+    """Leftovers of one test session (one xdist worker of a run); its siblings' containers stay."""
+    return sweep_by_label(client, SESSION_LABEL, session)
+
+
+def sweep_run(client: docker.DockerClient, run_id: str) -> int:
+    """Leftovers of a whole run (all its sessions), e.g. after a crash: `fleet sweep --run-id`."""
+    return sweep_by_label(client, RUN_ID_LABEL, run_id)

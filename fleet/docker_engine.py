@@ -8,6 +8,8 @@ import docker
 from docker.errors import DockerException
 
 RUN_ID_LABEL = "spotscribe.run-id"
+# run id + xdist worker: what one session may sweep without touching its sibling workers' containers
+SESSION_LABEL = "spotscribe.session"
 
 
 class EngineUnavailable(RuntimeError):

@@ -56,10 +56,15 @@ install_python() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then log "virtual environment up to date"; return; fi
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   log "installing pinned Python packages into $VENV"
-  "$VENV/bin/pip" install -q --upgrade pip==25.3
-  "$VENV/bin/pip" install -q -c "$ROOT/requirements/constraints.txt" \
-      -r "$ROOT/requirements/test.txt" -r "$ROOT/requirements/whisperx.txt"
-  "$VENV/bin/pip" install -q --no-deps -e "$ROOT"
+  local pip_log="$VENV/pip-install.log"
+  if ! { "$VENV/bin/pip" install --upgrade pip==25.3 &&
+         "$VENV/bin/pip" install -c "$ROOT/requirements/constraints.txt" \
+           -r "$ROOT/requirements/test.txt" -r "$ROOT/requirements/whisperx.txt" &&
+         "$VENV/bin/pip" install --no-deps -e "$ROOT"; } >"$pip_log" 2>&1; then
+    log "pip failed; last lines of $pip_log:"
+    grep -v '^WARNING: Location' "$pip_log" | tail -n 40 >&2
+    exit 1
+  fi
   echo "$digest" >"$stamp"
 }
 

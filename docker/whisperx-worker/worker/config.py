@@ -80,7 +80,7 @@ class WorkerSettings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, *_: Any):
+                                   env_settings: PydanticBaseSettingsSource, **_: Any):
         return init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=config_file_path())
 
     @field_validator("output_uri")
@@ -145,7 +145,7 @@ def describe_errors(error: ValidationError) -> str:
     lines = []
     for item in error.errors(include_url=False):
         field = str(item["loc"][0]) if item["loc"] else "configuration"
-        lines.append(f"{field.upper()} ({field} in {config_file_path().name}): {item['msg']}")
+        lines.append(f"{field.upper()} (key {field} in {config_file_path().name}): {item['msg']}")
     return "invalid worker configuration: " + "; ".join(lines)
 
 

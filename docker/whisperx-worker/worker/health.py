@@ -6,8 +6,6 @@ import json
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
-
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker.metrics import WorkerMetrics
@@ -35,8 +33,6 @@ class WorkerStatus:
 
 def make_handler(status: WorkerStatus, metrics: WorkerMetrics) -> type[BaseHTTPRequestHandler]:
     class HealthHandler(BaseHTTPRequestHandler):
-        routes: dict[str, Callable[["HealthHandler"], None]] = {}
-
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             route = {"/health": self.health, "/ready": self.ready, "/metrics": self.metrics}.get(self.path)
             if route is None:

@@ -166,9 +166,15 @@ def salvage_output(body: str, default_output: str) -> str:
         return default_output
 
 
+def default_error_dir(default_output: str, job_id: str | None, message_id: str) -> S3Location:
+    """`<OUTPUT_URI>/<job_id>/`, or `<OUTPUT_URI>/_invalid/<message-id>/` without a usable job_id."""
+    base = parse_s3_uri(default_output, is_prefix=True)
+    return base.child(f"{job_id}/" if job_id else f"{INVALID_PREFIX}/{message_id}/")
+
+
 def error_location(body: str, message_id: str, default_output: str) -> S3Location:
-    """Where a rejected message's error.json goes: `<output>/<job_id>/`, else `<OUTPUT_URI>/_invalid/<message-id>/`."""
+    """Where a rejected message's error.json goes: its own `<output>/<job_id>/` when both are usable."""
     job_id = salvage_job_id(body)
     if job_id is None:
-        return parse_s3_uri(default_output, is_prefix=True).child(f"{INVALID_PREFIX}/{message_id}/")
-    return parse_s3_uri(salvage_output(body, default_output), is_prefix=True).child(f"{job_id}/")
+        return default_error_dir(default_output, None, message_id)
+    return default_error_dir(salvage_output(body, default_output), job_id, message_id)

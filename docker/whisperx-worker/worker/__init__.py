@@ -1,0 +1,1 @@
+"""spotscribe transcription worker: SQS → WhisperX / faster-whisper → S3 (run with `python -m worker`)."""
