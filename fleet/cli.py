@@ -1,4 +1,4 @@
-"""`fleet` command line: status table, prerequisites, local base image."""
+"""`fleet` command line: status table, prerequisites, local base image, image builds."""
 
 from __future__ import annotations
 
@@ -42,6 +42,21 @@ def cmd_ensure_base(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from fleet.docker_engine import engine_client
+    from fleet.image_catalog import build_for_local_target, build_image
+
+    client, results = engine_client(), {}
+    for name in args.names:
+        if args.base_image:
+            build_image(name, client, None if args.base_image == "default" else args.base_image, results)
+        else:
+            build_for_local_target(name, client, results)
+    for result in results.values():
+        print(result.describe())
+    return 0
+
+
 def cmd_prereqs(args: argparse.Namespace) -> int:
     from fleet.prereqs import check_prerequisites, prerequisites_table, write_docker_status
 
@@ -49,6 +64,12 @@ def cmd_prereqs(args: argparse.Namespace) -> int:
     Console().print(prerequisites_table(results))
     write_docker_status(Path(args.docker_status), results)
     return 0 if all(r.ok for r in results) else 1
+
+
+def _catalog_names() -> list[str]:
+    from fleet.image_catalog import CATALOG
+
+    return list(CATALOG)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,10 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
     images = sub.add_parser("images", help="image helpers").add_subparsers(dest="images_command", required=True)
     images.add_parser("ensure-base", help="make the local base image if missing").set_defaults(func=cmd_ensure_base)
+    build = images.add_parser("build", help="build images of the catalogue (parents first, cached by context)")
+    build.add_argument("names", nargs="+", choices=sorted(_catalog_names()))
+    build.add_argument("--base-image", default=None,
+                       help="BASE_IMAGE of the root images: 'default' = each Dockerfile's own; unset = the local base")
+    build.set_defaults(func=cmd_build)
     prereqs = sub.add_parser("prereqs", help="check the deployment's prerequisites (step 100)")
     prereqs.add_argument("--env-file", default=".env")
     prereqs.add_argument("--docker-status", default=".docker-status")
     prereqs.set_defaults(func=cmd_prereqs)
+    from fleet.host_commands import add_subcommands as add_host_commands
+
+    add_host_commands(sub)  # sweep, hosts, userdata
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -12,6 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, ContextManager
 
 import docker
 from docker.errors import ImageNotFound
@@ -101,6 +103,17 @@ def context_digest(context: Path, dockerfile: str, buildargs: dict[str, str] | N
         digest.update(f"arg\0{key}={value}\0".encode())
     return digest.hexdigest()
 
+def image_tag(name: str, digest: str) -> str:
+    return f"spotscribe/{name}:ctx-{digest[:12]}"
+
+
+def cached_result(client: docker.DockerClient, tag: str, digest: str) -> BuildResult | None:
+    """The existing image for this context digest, or None."""
+    if not image_exists(client, tag):
+        return None
+    return BuildResult(tag, digest, True, 0.0, client.images.get(tag).attrs["Size"])
+
+
 def build_cached(
     name: str,
     context: Path,
@@ -108,20 +121,30 @@ def build_cached(
     buildargs: dict[str, str] | None = None,
     client: docker.DockerClient | None = None,
     timeout_s: int = 3600,
+    network_mode: str | None = None,
+    prepare: Callable[[], ContextManager[dict[str, str]]] | None = None,
 ) -> BuildResult:
-    """Build `spotscribe/<name>:<digest>` unless an image with that context digest already exists."""
+    """Build `spotscribe/<name>:<digest>` unless an image with that context digest already exists.
+
+    `prepare`, entered only when a build happens, yields extra build args that do not change the result
+    (e.g. the URL of a served wheelhouse) and so stay out of the digest; `network_mode="host"` lets the
+    build reach such a server on 127.0.0.1.
+    """
     client = client or engine_client()
     digest = context_digest(context, dockerfile, buildargs)
-    tag = f"spotscribe/{name}:ctx-{digest[:12]}"
+    tag = image_tag(name, digest)
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
     with FileLock(str(LOCK_DIR / f"build-{digest[:16]}.lock"), timeout=timeout_s):
-        if image_exists(client, tag):
-            return BuildResult(tag, digest, True, 0.0, client.images.get(tag).attrs["Size"])
+        cached = cached_result(client, tag, digest)
+        if cached is not None:
+            return cached
         started = time.monotonic()
-        stream = client.api.build(path=str(context), dockerfile=dockerfile, tag=tag, buildargs=buildargs or {},
-                                  labels={DIGEST_LABEL: digest}, rm=True, forcerm=True, decode=True,
-                                  timeout=timeout_s)
-        _follow_build(stream, tag)
+        with prepare() if prepare else contextlib.nullcontext({}) as extra:
+            stream = client.api.build(path=str(context), dockerfile=dockerfile, tag=tag,
+                                      buildargs={**(buildargs or {}), **extra}, labels={DIGEST_LABEL: digest},
+                                      rm=True, forcerm=True, decode=True, timeout=timeout_s,
+                                      network_mode=network_mode)
+            _follow_build(stream, tag)
         seconds = time.monotonic() - started
     size = client.images.get(tag).attrs["Size"]
     log.info("built %s in %.1f s (%d MB)", tag, seconds, size // 1_000_000)

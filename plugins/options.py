@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from dataclasses import dataclass
 
@@ -75,8 +76,16 @@ def build_config(config: pytest.Config, environ=os.environ) -> SpotscribeConfig:
     return SpotscribeConfig(target, gpu, env, status, run_id, gpu_info)
 
 
+def put_venv_tools_on_path(environ=os.environ) -> None:
+    """Tools pinned as Python packages (hadolint, shellcheck) live beside this interpreter; find them there."""
+    bin_dir = os.path.dirname(sys.executable)
+    if bin_dir not in environ.get("PATH", "").split(os.pathsep):
+        environ["PATH"] = bin_dir + os.pathsep + environ.get("PATH", "")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    put_venv_tools_on_path()
     config.stash[CONFIG_KEY] = build_config(config)
 
 

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sqs.close()
         s3.close()
-    if worker.abandoned_jobs:  # a job thread may sit in native code: do not wait on it at interpreter exit
+    if worker.left_running:  # a model load or a job may sit in native code: do not wait on it at interpreter exit
         logging.shutdown()
         sys.stdout.flush()
         os._exit(code)

@@ -102,7 +102,7 @@ class WhisperXEngine(Engine):
     def warm_up(self) -> None:
         """The VAD finds no speech in noise, so the decoder is warmed directly as well."""
         super().warm_up()
-        pieces, _ = self.pipeline.model.transcribe(warm_up_samples(), beam_size=1, language=self.pipeline.language)
+        pieces, _ = self.pipeline.model.transcribe(warm_up_samples(), beam_size=1, language=self.pipeline.preset_language)
         list(pieces)
 
 

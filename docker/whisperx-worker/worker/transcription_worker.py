@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
+from concurrent import futures
 import shlex
 import signal
 import subprocess
@@ -16,10 +18,11 @@ from worker.audio import load_audio
 from worker.config import WorkerSettings
 from worker.formats import RENDERERS, segment_dicts, to_json
 from worker.health import HealthServer, WorkerStatus
-from worker.jobs import ErrorCode, JobError, JobRequest, S3Location, default_error_dir, error_location, parse_job
+from worker.jobs import (ErrorCode, JobError, JobRequest, S3Location, default_error_dir, error_location, parse_job,
+                         salvage_job_id)
 from worker.logger import JobLogger, log_event
 from worker.metrics import WorkerMetrics
-from worker.queue_handler import QueueHandler, QueueMessage, backoff, backoff_seconds, dead_letter_url
+from worker.queue_handler import AWS_ERRORS, QueueHandler, QueueMessage, backoff, backoff_seconds, dead_letter_url
 from worker.spot import ImdsClient, InterruptionNotice, SpotWatcher
 from worker.storage import TRANSCRIPT, JobStore
 from worker.transcriber import Engine, Transcription, english_only, load_engine
@@ -51,6 +54,7 @@ class JobRun:
     finished: threading.Event = field(default_factory=threading.Event)
     outcome: str = "failed_retryable"
     started: float = field(default_factory=time.monotonic)
+    job_id: str | None = None  # known once the body parses
 
 
 class Worker:
@@ -68,7 +72,8 @@ class Worker:
         self.health: HealthServer | None = None
         self.queue: QueueHandler | None = None
         self.jobs_handled = 0
-        self.abandoned_jobs = 0  # job threads left running after a release; the process must not wait for them
+        self.engine_thread = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self.left_running = False  # work abandoned on a helper thread: the process must not wait for it at exit
         self.exit_code: int | None = None
         self._requests: list[StopRequest] = []  # appended by signal handlers and threads; read by the main thread
         self._applied = 0
@@ -130,6 +135,7 @@ class Worker:
                 self.serve()
         finally:
             self.stopping.set()
+            self.engine_thread.shutdown(wait=False, cancel_futures=True)
             self.status.set("stopped")
             self.metrics.ready.set(0)
             self.health.stop()
@@ -138,36 +144,36 @@ class Worker:
         return code
 
     def start_engine(self) -> bool:
-        """Load and warm the model on a helper thread (a stop request is still heard); True once ready."""
-        loaded: list[Engine] = []
-        failure: list[BaseException] = []
-
-        def load() -> None:
-            try:
-                started = time.monotonic()
-                engine = self.engine_loader(self.settings)
-                loaded_at = time.monotonic()
-                engine.warm_up()
-                log_event(log, "model_loaded", **engine.info.public(), load_seconds=round(loaded_at - started, 3),
-                          warm_up_seconds=round(time.monotonic() - loaded_at, 3))
-                loaded.append(engine)
-            except BaseException as exc:  # reported on the main thread
-                failure.append(exc)
-
-        thread = threading.Thread(target=load, name="model-load", daemon=True)
-        thread.start()
-        while thread.is_alive():
-            thread.join(TICK)
+        """Load and warm the model on the engine thread while the main thread keeps hearing stop requests."""
+        loading = self.engine_thread.submit(self.load_and_warm_up)
+        while not futures.wait([loading], timeout=TICK).done:
             if self.should_stop():
+                self.left_running = True
                 log_event(log, "stopped_while_loading")
                 return False
-        if failure:
-            raise failure[0]
-        self.engine = loaded[0]
+        self.engine = loading.result()
+        gc.freeze()  # the model and libraries are long-lived: keep later collections (audio decoding runs one) short
         self.status.set("ready", self.engine.info.public())
         self.metrics.ready.set(1)
         log_event(log, "worker_ready", **self.engine.info.public())
         return True
+
+    def load_and_warm_up(self) -> Engine:
+        started = time.monotonic()
+        engine = self.engine_loader(self.settings)
+        loaded_at = time.monotonic()
+        engine.warm_up()
+        log_event(log, "model_loaded", **engine.info.public(), load_seconds=round(loaded_at - started, 3),
+                  warm_up_seconds=round(time.monotonic() - loaded_at, 3))
+        return engine
+
+    def transcribe(self, samples, language: str | None) -> Transcription:
+        """Every inference runs on the one engine thread that warmed the model up.
+
+        (CTranslate2's CPU thread pool slows later calls several-fold when its first inference ran on a
+        thread that has since exited; one long-lived engine thread avoids that.)
+        """
+        return self.engine_thread.submit(self.engine.transcribe, samples, language).result()
 
     def build_queue(self) -> QueueHandler:
         dlq = self.settings.dlq_url or dead_letter_url(self.sqs, self.settings.queue_url)
@@ -249,15 +255,22 @@ class Worker:
     def abandon(self, run: JobRun) -> None:
         """Drain deadline passed (release the message) or second signal (leave it to its lease)."""
         run.cancelled.set()
-        self.abandoned_jobs += 1
+        self.left_running = True
         run.outcome = "released"
         if not self.exit_now:
             released = self.queue.release(run.message)
-            log_event(log, "job_released", message_id=run.message.message_id, released=released)
+            log_event(log, "job_released", job_id=run.job_id, message_id=run.message.message_id, released=released)
 
     def process(self, run: JobRun) -> None:
+        """The job thread: never lets an exception escape; a message it cannot account for comes back later."""
         try:
             run.outcome = self.process_message(run)
+        except Exception as exc:
+            log_event(log, "job_crashed", logging.ERROR, job_id=run.job_id, message_id=run.message.message_id,
+                      error=repr(exc))
+            if not run.cancelled.is_set():
+                self.queue.release(run.message, backoff_seconds(self.release_backoff, run.message.receive_count))
+            run.outcome = "failed_retryable"
         finally:
             run.finished.set()
 
@@ -266,8 +279,10 @@ class Worker:
         try:
             job = parse_job(message.body)
         except JobError as error:
+            run.job_id = salvage_job_id(message.body)
             location = error_location(message.body, message.message_id, self.settings.output_uri)
-            return self.fail(run, None, error, location)
+            return self.fail(run, run.job_id, error, location)
+        run.job_id = job.job_id
         jlog = JobLogger(log, job.job_id, message.message_id)
         jlog.event("job_received", receive_count=message.receive_count, audio=job.audio)
         output_dir = job.output_dir(self.settings.output_uri)
@@ -286,20 +301,20 @@ class Worker:
     def transcribe_job(self, run: JobRun, job: JobRequest, output_dir: S3Location, jlog: JobLogger) -> str:
         self.check_supported(job)
         if self.already_finished(job, output_dir):
-            self.acknowledge(run)
+            self.acknowledge(run, jlog)
             jlog.event("job_duplicate", output=output_dir.uri)
             return "duplicate"
         with self.store.fetched_audio(job.audio_location) as path:
             audio = load_audio(path, self.settings.max_audio_seconds)
         jlog.event("job_started", audio_seconds=round(audio.duration, 3))
         started = time.monotonic()
-        transcription = self.engine.transcribe(audio.samples, job.language)
+        transcription = self.transcribe(audio.samples, job.language)
         engine_seconds = time.monotonic() - started
         self.raise_if_cancelled(run)
         document = self.transcript_document(job, transcription, audio.duration, engine_seconds)
         self.store.write_results(output_dir, self.render(job, document, transcription),
                                  {"job_id": job.job_id, "message_id": run.message.message_id})
-        self.acknowledge(run)
+        self.acknowledge(run, jlog)
         self.metrics.transcribed(audio.duration, engine_seconds)
         jlog.event("job_succeeded", output=output_dir.uri, audio_seconds=round(audio.duration, 3),
                    engine_seconds=round(engine_seconds, 3), wall_seconds=round(time.monotonic() - run.started, 3),
@@ -321,10 +336,16 @@ class Worker:
         if run.cancelled.is_set():
             raise JobCancelled()
 
-    def acknowledge(self, run: JobRun) -> None:
-        """Delete the message: only after every output object is written, and never after a release."""
+    def acknowledge(self, run: JobRun, jlog: JobLogger) -> None:
+        """Delete the message: only after every output object is written, and never after a release.
+
+        A failed delete is not a failed job: the message returns after its lease and is recognised as finished.
+        """
         self.raise_if_cancelled(run)
-        self.queue.delete(run.message)
+        try:
+            self.queue.delete(run.message)
+        except AWS_ERRORS as exc:
+            jlog.event("delete_failed", logging.WARNING, error=repr(exc))
 
     def transcript_document(self, job: JobRequest, transcription: Transcription, duration: float,
                             engine_seconds: float) -> dict:
