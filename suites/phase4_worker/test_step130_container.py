@@ -108,7 +108,8 @@ def test_health_ready_and_docker_healthy(variant, start_worker, step):
     ready = worker.get("/ready").json()
     assert ready["ready"] is True and ready.get("engine") == engine, ready
     assert worker.get("/health").json() == {"status": "alive"}
-    assert "worker_" in worker.get("/metrics").text or worker.get("/metrics").status_code == 200
+    metrics = worker.get("/metrics")
+    assert metrics.status_code == 200 and "# TYPE" in metrics.text
     status = wait_until(lambda: worker.health_status() if worker.health_status() != "starting" else None,
                         START_TIMEOUT_S, "Docker's health status to leave 'starting'", interval=1)
     step.log(f"{name}: health", f"/ready: {ready}\nDocker health: {status}")

@@ -13,7 +13,7 @@ import requests
 import srt
 import webvtt
 
-from fixtures.worker import ENGINES, FailTimes, GatedEngine, ProxyClient, wait_until
+from fixtures.worker import ENGINES, FailTimes, GatedEngine, ProxyClient, engine_settings, wait_until
 
 # tiny.en scores about 5.6 % WER on LibriSpeech test-clean; on this espeak-ng voice it measured 3-5 % here
 # (20 s passage, both engines, int8 on CPU). 0.15 leaves room for decoding differences between CPUs and
@@ -66,6 +66,19 @@ def test_end_to_end_job_writes_every_format(engine, start_worker, job_client, pa
     assert job_client.queues.count(job_client.queues.dlq_url) == (0, 0)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("engine", ENGINES)
+def test_auto_device_uses_cuda_float16_and_reports_the_gpu(engine, passage_20s):
+    from worker.audio import load_audio
+    from worker.transcriber import load_engine
+
+    loaded = load_engine(engine_settings(engine, device="auto", compute_type="auto"))
+    assert (loaded.info.device, loaded.info.compute_type) == ("cuda", "float16")
+    assert loaded.info.public()["gpu"]["name"] and loaded.info.public()["gpu"]["cudnn_version"]
+    transcription = loaded.transcribe(load_audio(passage_20s.path, 120).samples, "en")
+    assert word_error_rate(passage_20s.text, " ".join(s.text for s in transcription.segments)) < WER_THRESHOLD
+
+
 def test_finished_job_is_not_transcribed_again(cloud, start_worker, job_client, short_speech):
     """A lost delete brings the message back after its lease, and a client sends the same job again:
     both deliveries are recognised from the manifest, nothing is transcribed twice and nothing is lost."""
@@ -76,15 +89,14 @@ def test_finished_job_is_not_transcribed_again(cloud, start_worker, job_client, 
     job_id = job_client.submit(short_speech.path)
     job_client.wait_for(job_id, "manifest.json")
     first_manifest = job_client.result(job_id, "manifest.json")
-    jobs = worker.worker.metrics.jobs
-    wait_until(lambda: jobs.labels("duplicate")._value.get() >= 1, 30, "the redelivered message to be handled")
+    wait_until(lambda: worker.jobs("duplicate") >= 1, 30, "the redelivered message to be handled")
 
     job_client.send({"job_id": job_id, "audio": json.loads(job_client.result(job_id, "transcript.json"))["audio"]})
-    wait_until(lambda: jobs.labels("duplicate")._value.get() >= 2, 30, "the resent job to be handled")
+    wait_until(lambda: worker.jobs("duplicate") >= 2, 30, "the resent job to be handled")
     wait_until(job_client.queues.drained, 30, "the queue to drain")
 
     assert counted["engine"].calls == 1
-    assert jobs.labels("succeeded")._value.get() == 1
+    assert worker.jobs("succeeded") == 1
     assert job_client.result(job_id, "manifest.json") == first_manifest
     assert job_client.result(job_id, "error.json") is None
     assert job_client.queues.count(job_client.queues.dlq_url) == (0, 0)
@@ -132,8 +144,8 @@ def test_queue_errors_are_counted_and_survived(cloud, start_worker, job_client):
     """Receive failures back off (bounded, jittered) and are counted; the worker stays alive."""
     sqs = ProxyClient(cloud.client("sqs"), {"receive_message": FailTimes("ServiceUnavailable", times=3)})
     worker = start_worker(sqs=sqs, retry_backoff_base=0.05, retry_backoff_max=0.5)
-    receive_errors = worker.worker.metrics.receive_errors
-    wait_until(lambda: receive_errors._value.get() == 3 and len(sqs.started("receive_message")) > 3, 30,
+    wait_until(lambda: worker.metric("spotscribe_queue_receive_errors_total") == 3
+               and len(sqs.started("receive_message")) > 3, 30,
                "three failed receives and a good one")
     assert requests.get(worker.health_url + "/health", timeout=5).ok
     assert requests.get(worker.health_url + "/ready", timeout=5).ok

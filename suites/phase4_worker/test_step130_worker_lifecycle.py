@@ -5,20 +5,15 @@ Every wait is bounded; timings are limits the contract sets (DESIGN §5), checke
 
 from __future__ import annotations
 
-import json
 import signal
 import time
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from fixtures.worker import GatedEngine, JobClient, ProxyClient, create_job_queues, launch_worker, wait_until
+from fixtures.worker import (GatedEngine, JobClient, ProxyClient, create_job_queues, launch_worker, recommend_rebalance,
+                             wait_until)
 
 SPOT_STOP_LIMIT = 5.0  # seconds from a notice to "no more receiving" (DESIGN §5)
-
-
-def iso_in(seconds: float) -> str:
-    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def gated(holder: dict):
@@ -49,7 +44,7 @@ def test_heartbeat_hides_a_long_job_from_other_consumers(cloud, deployment, engi
     finally:
         worker.stop()
     assert stolen == []
-    assert worker.worker.metrics.jobs.labels("succeeded")._value.get() == 1
+    assert worker.jobs("succeeded") == 1
 
 
 # --- SIGTERM, worker in a subprocess ------------------------------------------------------------------
@@ -118,7 +113,7 @@ def test_spot_notice_stops_receiving_and_drains_the_running_job(cloud, start_wor
     first = job_client.submit(short_speech.path)
     assert holder["engine"].started.wait(30)
 
-    fake_imds.instance_action = {"action": "terminate", "time": iso_in(120)}
+    fake_imds.announce_interruption("terminate", seconds=120)
     noticed = time.monotonic()
     wait_until(lambda: worker.worker.status.phase == "draining", SPOT_STOP_LIMIT, "draining after the notice")
     second = job_client.submit(short_speech.path)
@@ -129,7 +124,6 @@ def test_spot_notice_stops_receiving_and_drains_the_running_job(cloud, start_wor
     assert job_client.result(second, "manifest.json") is None
     assert job_client.queues.count(job_client.queues.queue_url) == (1, 0)  # never received, still waiting
     assert not [at for at in sqs.started("receive_message") if at > noticed + SPOT_STOP_LIMIT]
-    assert ("PUT", "/latest/api/token") in fake_imds.requests
 
 
 @pytest.mark.slow
@@ -139,27 +133,34 @@ def test_spot_deadline_releases_a_job_that_cannot_finish(start_worker, job_clien
                           spot_safety_margin=10)
     job_id = job_client.submit(short_speech.path)
     assert holder["engine"].started.wait(30)
-    fake_imds.instance_action = {"action": "stop", "time": iso_in(13)}  # 3 s left after the safety margin
+    fake_imds.announce_interruption("stop", seconds=13)  # 3 s left after the 10 s safety margin
 
     assert worker.join(timeout=30) == 0
     holder["engine"].gate.set()
     queue = job_client.queues
     assert queue.count(queue.queue_url) == (1, 0)  # released before the deadline, not left hidden
-    assert worker.worker.metrics.jobs.labels("released")._value.get() == 1
+    assert worker.jobs("released") == 1
     assert job_client.result(job_id, "manifest.json") is None
 
 
 def test_rebalance_recommendation_stops_an_idle_worker(cloud, start_worker, job_client, fake_imds):
     sqs = ProxyClient(cloud.client("sqs"))
     worker = start_worker(sqs=sqs, imds_endpoint=fake_imds.endpoint, imds_poll_interval=1)
-    wait_until(lambda: fake_imds.polls() >= 1, 10, "the watcher's first poll")
-    fake_imds.rebalance = {"noticeTime": iso_in(0)}
+    recommend_rebalance(fake_imds)
     noticed = time.monotonic()
     assert worker.join(timeout=SPOT_STOP_LIMIT + 5) == 0
     assert not [at for at in sqs.started("receive_message") if at > noticed + SPOT_STOP_LIMIT]
 
 
 # --- idle exit and the command line --------------------------------------------------------------------
+
+
+def test_stop_during_a_long_poll_is_prompt(start_worker):
+    """A stop request does not wait out SQS's 20 s long poll (Docker allows 10 s)."""
+    worker = start_worker(receive_wait_seconds=20)
+    wait_until(lambda: worker.worker.queue is not None, 10, "the worker to start polling")
+    worker.worker.request_stop()
+    assert worker.join(timeout=3) == 0
 
 
 def test_idle_timeout_runs_the_idle_action_and_exits(start_worker, tmp_path):

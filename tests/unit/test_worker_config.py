@@ -8,8 +8,8 @@ from worker.config import BUNDLED_MODEL, ConfigError, load_settings
 from worker.transcriber import resolve_device
 
 REQUIRED = {"QUEUE_URL": "http://127.0.0.1:5000/123456789012/jobs", "OUTPUT_URI": "s3://results-bucket/out"}
-CONTRACT_NAMES = ["QUEUE_URL", "OUTPUT_URI", "TRANSCRIBE_ENGINE", "WHISPER_MODEL", "COMPUTE_TYPE", "BATCH_SIZE", "DEVICE",
-                  "VISIBILITY_TIMEOUT", "IDLE_TIMEOUT", "HEALTH_PORT", "IMDS_ENDPOINT"]
+CONTRACT_NAMES = ["QUEUE_URL", "OUTPUT_URI", "TRANSCRIBE_ENGINE", "WHISPER_MODEL", "COMPUTE_TYPE", "BATCH_SIZE",
+                  "DEVICE", "VISIBILITY_TIMEOUT", "IDLE_TIMEOUT", "HEALTH_PORT", "IMDS_ENDPOINT"]
 
 
 @pytest.fixture

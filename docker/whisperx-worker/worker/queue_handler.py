@@ -85,11 +85,12 @@ class QueueHandler:
         log_event(log, "receive_failed", logging.WARNING, error=repr(state.outcome.exception()),
                   attempt=state.attempt_number, retry_in=round(state.upcoming_sleep, 2))
 
-    def receive(self, wait_seconds: int | None = None) -> list[QueueMessage]:
+    def receive(self, wait_seconds: int | None = None,
+                should_stop: Callable[[], bool] | None = None) -> list[QueueMessage]:
         """Long-poll in a helper thread so that a stop request need not wait out the poll."""
         poll = AbandonablePoll(lambda: self.receive_with_backoff(
             self.receive_wait if wait_seconds is None else wait_seconds), self.release)
-        return poll.wait(self.stopping)
+        return poll.wait(should_stop or self.stopping.is_set)
 
     def extend(self, message: QueueMessage) -> None:
         self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle,
@@ -146,10 +147,10 @@ class AbandonablePoll:
         for message in messages:
             self.release(message)
 
-    def wait(self, stopping: threading.Event) -> list[QueueMessage]:
-        """The received messages, or [] as soon as `stopping` is set."""
+    def wait(self, should_stop: Callable[[], bool]) -> list[QueueMessage]:
+        """The received messages, or [] as soon as `should_stop()` says so."""
         while not self.done.wait(0.1):
-            if stopping.is_set():
+            if should_stop():
                 with self.lock:
                     if not self.done.is_set():
                         self.abandoned = True

@@ -102,7 +102,8 @@ class WhisperXEngine(Engine):
     def warm_up(self) -> None:
         """The VAD finds no speech in noise, so the decoder is warmed directly as well."""
         super().warm_up()
-        pieces, _ = self.pipeline.model.transcribe(warm_up_samples(), beam_size=1, language=self.pipeline.preset_language)
+        language = self.pipeline.preset_language
+        pieces, _ = self.pipeline.model.transcribe(warm_up_samples(), beam_size=1, language=language)
         list(pieces)
 
 
@@ -112,7 +113,8 @@ def cuda_device_count() -> int:
     return ctranslate2.get_cuda_device_count()
 
 
-def resolve_device(device: str, compute_type: str, cuda_count: Callable[[], int] = cuda_device_count) -> tuple[str, str]:
+def resolve_device(device: str, compute_type: str,
+                   cuda_count: Callable[[], int] = cuda_device_count) -> tuple[str, str]:
     """auto → CUDA (float16) when a GPU is visible, else CPU (int8); explicit choices are kept."""
     if device == "auto":
         device = "cuda" if cuda_count() > 0 else "cpu"

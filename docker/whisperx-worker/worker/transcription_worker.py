@@ -5,12 +5,12 @@ from __future__ import annotations
 import gc
 import logging
 import math
-from concurrent import futures
 import shlex
 import signal
 import subprocess
 import threading
 import time
+from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,7 +22,8 @@ from worker.jobs import (ErrorCode, JobError, JobRequest, S3Location, default_er
                          salvage_job_id)
 from worker.logger import JobLogger, log_event
 from worker.metrics import WorkerMetrics
-from worker.queue_handler import AWS_ERRORS, QueueHandler, QueueMessage, backoff, backoff_seconds, dead_letter_url
+from worker.queue_handler import (AWS_ERRORS, Heartbeat, QueueHandler, QueueMessage, backoff, backoff_seconds,
+                                  dead_letter_url)
 from worker.spot import ImdsClient, InterruptionNotice, SpotWatcher
 from worker.storage import TRANSCRIPT, JobStore
 from worker.transcriber import Engine, Transcription, english_only, load_engine
@@ -47,9 +48,10 @@ class StopRequest:
 
 @dataclass
 class JobRun:
-    """One message being processed on a job thread."""
+    """One message being processed on a job thread, under its heartbeat."""
 
     message: QueueMessage
+    heartbeat: Heartbeat
     cancelled: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     outcome: str = "failed_retryable"
@@ -60,8 +62,8 @@ class JobRun:
 class Worker:
     """Built once with its settings, clients and model loader; `run()` serves until stopped and returns an exit code."""
 
-    def __init__(self, settings: WorkerSettings, sqs, s3, engine_loader: Callable[[WorkerSettings], Engine] = load_engine,
-                 metrics: WorkerMetrics | None = None):
+    def __init__(self, settings: WorkerSettings, sqs, s3,
+                 engine_loader: Callable[[WorkerSettings], Engine] = load_engine, metrics: WorkerMetrics | None = None):
         self.settings, self.sqs, self.engine_loader = settings, sqs, engine_loader
         self.metrics = metrics or WorkerMetrics()
         self.status = WorkerStatus()
@@ -195,7 +197,7 @@ class Worker:
             if self.idle_expired():
                 self.run_idle_action()
                 return
-            messages = self.queue.receive(self.receive_wait())
+            messages = self.queue.receive(self.receive_wait(), self.should_stop)
             if self.should_stop():
                 for message in messages:
                     self.queue.release(message)
@@ -238,9 +240,9 @@ class Worker:
 
     def handle(self, message: QueueMessage) -> None:
         """Process one message on a job thread, under a heartbeat; release it if the drain deadline passes."""
-        run = JobRun(message)
+        run = JobRun(message, self.queue.heartbeat(message, self.settings.heartbeat_seconds))
         self.metrics.in_flight.inc()
-        with self.queue.heartbeat(message, self.settings.heartbeat_seconds):
+        with run.heartbeat:
             thread = threading.Thread(target=self.process, args=(run,), name="job", daemon=True)
             thread.start()
             while not run.finished.wait(TICK):
@@ -258,6 +260,7 @@ class Worker:
         self.left_running = True
         run.outcome = "released"
         if not self.exit_now:
+            run.heartbeat.stop()
             released = self.queue.release(run.message)
             log_event(log, "job_released", job_id=run.job_id, message_id=run.message.message_id, released=released)
 
@@ -269,6 +272,7 @@ class Worker:
             log_event(log, "job_crashed", logging.ERROR, job_id=run.job_id, message_id=run.message.message_id,
                       error=repr(exc))
             if not run.cancelled.is_set():
+                run.heartbeat.stop()
                 self.queue.release(run.message, backoff_seconds(self.release_backoff, run.message.receive_count))
             run.outcome = "failed_retryable"
         finally:
@@ -342,6 +346,7 @@ class Worker:
         A failed delete is not a failed job: the message returns after its lease and is recognised as finished.
         """
         self.raise_if_cancelled(run)
+        run.heartbeat.stop()
         try:
             self.queue.delete(run.message)
         except AWS_ERRORS as exc:
@@ -385,6 +390,7 @@ class Worker:
         log_event(log, "job_failed", logging.WARNING, job_id=job_id, message_id=message.message_id,
                   code=error.code.value, retryable=error.retryable, error=error.message,
                   error_object=written.uri if written else None)
+        run.heartbeat.stop()  # no lease extension may follow a release or a move to the DLQ
         if error.retryable:
             delay = backoff_seconds(self.release_backoff, message.receive_count)
             self.queue.release(message, delay)
