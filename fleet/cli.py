@@ -30,7 +30,8 @@ def status_table(path: Path) -> Table:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    Console(width=args.width).print(status_table(Path(args.file)))
+    width = args.width or (None if sys.stdout.isatty() else 180)  # logs and CI: no terminal to size to
+    Console(width=width).print(status_table(Path(args.file)))
     blocks = read_status(Path(args.file))
     return 1 if any(b.status == FAILED for b in blocks.values()) else 0
 
