@@ -89,6 +89,14 @@ def test_sigterm_mid_job_finishes_or_releases_and_exits_0(grace, passage, expect
         "stop_requested", "worker_stopped"]
 
 
+def test_sigterm_while_starting_exits_0(worker_process):
+    process = worker_process()
+    wait_until(lambda: process.lines, 30, "the worker's first log line")
+    process.proc.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert any(e.get("event") == "worker_stopped" for e in process.events())
+
+
 @pytest.mark.slow
 def test_second_sigterm_exits_at_once(worker_process, job_client, passage_60s):
     process = worker_process(stop_grace_seconds=60)
@@ -98,7 +106,7 @@ def test_second_sigterm_exits_at_once(worker_process, job_client, passage_60s):
     process.proc.send_signal(signal.SIGTERM)
     process.wait_for_event("stop_requested", timeout=5)
     process.proc.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=5) == 128 + signal.SIGTERM
+    assert process.wait(timeout=10) == 128 + signal.SIGTERM
 
 
 # --- spot interruption notices -------------------------------------------------------------------------
@@ -160,7 +168,7 @@ def test_stop_during_a_long_poll_is_prompt(start_worker):
     worker = start_worker(receive_wait_seconds=20)
     wait_until(lambda: worker.worker.queue is not None, 10, "the worker to start polling")
     worker.worker.request_stop()
-    assert worker.join(timeout=3) == 0
+    assert worker.join(timeout=5) == 0
 
 
 def test_idle_timeout_runs_the_idle_action_and_exits(start_worker, tmp_path):

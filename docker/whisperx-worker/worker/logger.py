@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
 LOG_FIELDS = "{asctime}{levelname}{name}{message}"
-# Libraries that install handlers of their own; their records go through the JSON handler instead.
-OWN_HANDLER_LOGGERS = ("whisperx",)
-QUIET_LOGGERS = {"botocore": logging.WARNING, "urllib3": logging.WARNING, "faster_whisper": logging.WARNING,
-                 "lightning": logging.WARNING, "lightning_fabric": logging.WARNING,
-                 "pytorch_lightning": logging.WARNING, "speechbrain": logging.WARNING}
+# whisperx re-installs a text handler on its logger whenever that logger has none: it gets the JSON one.
+HANDLER_OWNING_LOGGERS = ("whisperx",)
+QUIET_LOGGERS = ("botocore", "urllib3", "faster_whisper", "lightning", "lightning.pytorch", "lightning.fabric",
+                 "lightning_fabric", "pytorch_lightning", "speechbrain")
+
+
+class CurrentJob(logging.Filter):
+    """Stamps the running job's id on records that carry none (library lines logged during a job)."""
+
+    def __init__(self):
+        super().__init__()
+        self.job_id: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.job_id is not None and not hasattr(record, "job_id"):
+            record.job_id = self.job_id
+        return True
+
+
+CURRENT_JOB = CurrentJob()  # one job at a time per worker process
+
+
+@contextlib.contextmanager
+def job_context(job_id: str | None) -> Iterator[None]:
+    CURRENT_JOB.job_id = job_id
+    try:
+        yield
+    finally:
+        CURRENT_JOB.job_id = None
 
 
 def json_formatter() -> JsonFormatter:
@@ -22,19 +47,32 @@ def json_formatter() -> JsonFormatter:
 
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Send every record, the libraries' too, through one JSON handler on `stream` (stdout)."""
+    """Send every record, the libraries' too, through one JSON handler on `stream` (stdout).
+
+    Call it after the engine's libraries are imported: some attach text handlers of their own on import.
+    """
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(json_formatter())
+    handler.addFilter(CURRENT_JOB)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in OWN_HANDLER_LOGGERS:
+    for library in library_loggers():
+        library.handlers.clear()
+        library.propagate = True
+    for name in HANDLER_OWNING_LOGGERS:
         library = logging.getLogger(name)
         library.handlers[:] = [handler]
         library.propagate = False
-    for name, library_level in QUIET_LOGGERS.items():
-        logging.getLogger(name).setLevel(library_level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     logging.captureWarnings(True)
+
+
+def library_loggers() -> list[logging.Logger]:
+    """Loggers that already carry handlers of their own."""
+    loggers = logging.Logger.manager.loggerDict.values()
+    return [lg for lg in loggers if isinstance(lg, logging.Logger) and lg.handlers]
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -42,7 +42,7 @@ def backoff_seconds(strategy: wait_base, attempt: int) -> float:
 
 def dead_letter_url(sqs, queue_url: str) -> str | None:
     """The DLQ named by the queue's RedrivePolicy, or None."""
-    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])["Attributes"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
     if "RedrivePolicy" not in attributes:
         return None
     arn = json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]

@@ -198,6 +198,15 @@ def load_diarizer(settings: WorkerSettings, device: str) -> Callable | None:
     return lambda samples, result: whisperx.assign_word_speakers(pipeline(samples), result)
 
 
+def import_engine_libraries(engine: str) -> None:
+    """Import what the engine needs up front (main() then configures logging over the libraries' own)."""
+    import faster_whisper  # noqa: F401
+
+    if engine == "whisperx":
+        import whisperx.asr  # noqa: F401
+        import whisperx.vads  # noqa: F401
+
+
 LOADERS: dict[str, Callable[[WorkerSettings, str, str], Engine]] = {
     "faster-whisper": load_faster_whisper,
     "whisperx": load_whisperx,

@@ -20,7 +20,7 @@ from worker.formats import RENDERERS, segment_dicts, to_json
 from worker.health import HealthServer, WorkerStatus
 from worker.jobs import (ErrorCode, JobError, JobRequest, S3Location, default_error_dir, error_location, parse_job,
                          salvage_job_id)
-from worker.logger import JobLogger, log_event
+from worker.logger import JobLogger, job_context, log_event
 from worker.metrics import WorkerMetrics
 from worker.queue_handler import (AWS_ERRORS, Heartbeat, QueueHandler, QueueMessage, backoff, backoff_seconds,
                                   dead_letter_url)
@@ -178,7 +178,7 @@ class Worker:
         return self.engine_thread.submit(self.engine.transcribe, samples, language).result()
 
     def build_queue(self) -> QueueHandler:
-        dlq = self.settings.dlq_url or dead_letter_url(self.sqs, self.settings.queue_url)
+        dlq = self.settings.dlq_url or self.discover_dlq()
         if dlq is None:
             log_event(log, "no_dead_letter_queue", logging.WARNING,
                       reason="permanent failures are released and rely on the queue's redrive policy")
@@ -186,6 +186,13 @@ class Worker:
                             self.settings.receive_wait_seconds,
                             backoff(self.settings.retry_backoff_base, self.settings.retry_backoff_max),
                             self.stopping, self.metrics.receive_errors.inc)
+
+    def discover_dlq(self) -> str | None:
+        try:
+            return dead_letter_url(self.sqs, self.settings.queue_url)
+        except AWS_ERRORS as exc:
+            log_event(log, "dead_letter_queue_unknown", logging.WARNING, error=repr(exc))
+            return None
 
     def start_spot_watcher(self) -> None:
         if self.settings.imds_endpoint:
@@ -291,7 +298,8 @@ class Worker:
         jlog.event("job_received", receive_count=message.receive_count, audio=job.audio)
         output_dir = job.output_dir(self.settings.output_uri)
         try:
-            return self.transcribe_job(run, job, output_dir, jlog)
+            with job_context(job.job_id):
+                return self.transcribe_job(run, job, output_dir, jlog)
         except JobCancelled:
             jlog.event("job_cancelled")
             return "released"
