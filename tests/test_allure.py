@@ -9,7 +9,8 @@ def test_results_are_labelled_by_phase_and_step(project):
             step.log("detect output", "GPU Available: No")
     """)
     out = project.path / "allure"
-    project.pytester.runpytest(f"--alluredir={out}").assert_outcomes(passed=1)
+    # a subprocess: allure-pytest keeps process-global listeners, and the outer run may have its own
+    project.pytester.runpytest_subprocess(f"--alluredir={out}").assert_outcomes(passed=1)
     result = json.loads(next(out.glob("*-result.json")).read_text())
     labels = {(label["name"], label["value"]) for label in result["labels"]}
     assert ("epic", "phase1 foundation") in labels
