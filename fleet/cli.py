@@ -43,6 +43,14 @@ def cmd_ensure_base(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from fleet.images import prune_cached_images
+
+    for tag in prune_cached_images(keep=args.keep):
+        print(f"removed {tag}")
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from fleet.docker_engine import engine_client
     from fleet.image_catalog import build_for_local_target, build_image
@@ -87,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--base-image", default=None,
                        help="BASE_IMAGE of the root images: 'default' = each Dockerfile's own; unset = the local base")
     build.set_defaults(func=cmd_build)
+    prune = images.add_parser("prune", help="remove cached builds older than the newest KEEP of each image")
+    prune.add_argument("--keep", type=int, default=2)
+    prune.set_defaults(func=cmd_prune)
     prereqs = sub.add_parser("prereqs", help="check the deployment's prerequisites (step 100)")
     prereqs.add_argument("--env-file", default=".env")
     prereqs.add_argument("--docker-status", default=".docker-status")

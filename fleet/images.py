@@ -103,6 +103,7 @@ def context_digest(context: Path, dockerfile: str, buildargs: dict[str, str] | N
         digest.update(f"arg\0{key}={value}\0".encode())
     return digest.hexdigest()
 
+
 def image_tag(name: str, digest: str) -> str:
     return f"spotscribe/{name}:ctx-{digest[:12]}"
 
@@ -172,3 +173,42 @@ def local_buildargs(extra: dict[str, str] | None = None) -> dict[str, str]:
 def repo_path(*parts: str) -> Path:
     return ROOT.joinpath(*parts)
 
+
+
+def stale_cached_images(client: docker.DockerClient, keep: int, prefix: str = "spotscribe/") -> list[str]:
+    """Tags of cached builds (`<prefix><name>:ctx-…`) older than the `keep` newest of each name."""
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for image in client.images.list(filters={"label": DIGEST_LABEL}):
+        for tag in image.tags:
+            repo, _, version = tag.rpartition(":")
+            if repo.startswith(prefix) and version.startswith("ctx-"):
+                by_name.setdefault(repo, []).append((image.attrs["Created"], tag))
+    stale = []
+    for entries in by_name.values():
+        stale += [tag for _, tag in sorted(entries, reverse=True)[keep:]]
+    return stale
+
+
+def prune_cached_images(client: docker.DockerClient | None = None, keep: int = 2,
+                        prefix: str = "spotscribe/") -> list[str]:
+    """Untag stale cached builds (Docker frees their layers once no kept image builds on them);
+    an image a container still uses is kept."""
+    client = client or engine_client()
+    pending, removed = stale_cached_images(client, keep, prefix), []
+    for _ in range(len(pending)):  # each pass frees the parents of what the last one removed
+        progress = False
+        for tag in list(pending):
+            try:
+                client.images.remove(tag)
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # dependent child image or a container: try again next pass
+                    continue
+                if exc.status_code != 404:
+                    raise
+            pending.remove(tag)
+            removed.append(tag)
+            progress = True
+        if not pending or not progress:
+            break
+    log.info("pruned %d stale cached image(s); %d kept for now", len(removed), len(pending))
+    return removed

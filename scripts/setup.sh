@@ -72,12 +72,18 @@ build_base_image() {
   "$VENV/bin/python" -m fleet images ensure-base
 }
 
+prune_stale_images() {
+  # cached builds are tagged by context digest; keep the newest two of each so the disk does not fill up
+  "$VENV/bin/python" -m fleet images prune --keep 2 >/dev/null
+}
+
 main() {
   local t0=$SECONDS
   timed install_packages
   timed start_docker
   timed install_python
   timed build_base_image
+  timed prune_stale_images
   log "set-up complete in $((SECONDS - t0)) s"
 }
 
