@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=20, help="jobs per engine (default 20)")
     parser.add_argument("--engines", nargs="+", default=["faster-whisper", "whisperx"])
     parser.add_argument("--passage", default="passage-60s", help="test-data/reference/<name>.txt to speak")
+    parser.add_argument("--out", type=Path, default=REPORT_DIR, help=f"report folder (default {REPORT_DIR})")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from fixtures.audio import SpeechSynth
@@ -154,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         results = [bench_engine(engine, args.jobs, cloud, deployment, speech.path, recorder)
                    for engine in args.engines]
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    report_path = REPORT_DIR / f"worker-{stamp}.json"
-    plot_path = plot(results, REPORT_DIR / f"worker-{stamp}.png")
+    args.out.mkdir(parents=True, exist_ok=True)
+    report_path = args.out / f"worker-{stamp}.json"
+    plot_path = plot(results, args.out / f"worker-{stamp}.png")
     report = {"benchmark": "worker", "created": stamp, "machine": machine(), "audio": audio,
               "jobs_per_engine": args.jobs, "plot": plot_path.name if plot_path else None, "results": results}
     report_path.write_text(json.dumps(report, indent=2) + "\n")
