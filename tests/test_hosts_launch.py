@@ -47,7 +47,7 @@ def run_tags(run_id: str = "run-1") -> list[dict]:
     return Cloud("local", REGION, run_id).tags()
 
 
-@pytest.mark.parametrize("cidr", ["0.0.0.0/0", " 0.0.0.0/0 ", "::/0", "10.0.0.1/8", "not-a-cidr", ""])
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", " 0.0.0.0/0 ", "::/0", "203.0.113.7/8", "not-a-cidr", ""])
 def test_ssh_cidr_refuses_the_world_and_non_networks(cidr):
     with pytest.raises(UnsafeCidr):
         ssh_cidr(cidr)
