@@ -72,7 +72,8 @@ def machine() -> dict:
 
 def bench_engine(engine: str, jobs: int, cloud, deployment, audio_path: Path, recorder: EventRecorder) -> dict:
     """Start a worker that loads `engine` itself, run `jobs` jobs through moto, and summarise its log events."""
-    from fixtures.worker import JobClient, WorkerThread, base_settings, create_job_queues, wait_until
+    from fixtures.worker import JobClient, WorkerThread, base_settings, create_job_queues
+    from fleet.waiting import wait_until
     from worker.transcriber import load_engine
 
     client = JobClient(cloud.client("s3"), create_job_queues(cloud.client("sqs"), visibility_timeout=300),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -12,6 +11,7 @@ from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
 from fleet.docker_engine import RUN_ID_LABEL, SESSION_LABEL
+from fleet.waiting import WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -39,40 +39,29 @@ def run_container(client: docker.DockerClient, image: str, run_id: str, **kwargs
         remove_quietly(container)
 
 
-def wait_for_exit(container: Container, timeout_s: float) -> int:
-    """The container's exit code, waiting at most `timeout_s`."""
-    result = container.wait(timeout=timeout_s)
-    return int(result["StatusCode"])
-
-
 def wait_for_log(container: Container, needle: str, timeout_s: float, interval_s: float = 0.25) -> str:
     """Poll the container's logs until `needle` appears; raises TimeoutError with the last output."""
-    deadline = time.monotonic() + timeout_s
-    logs = ""
-    while time.monotonic() < deadline:
-        logs = container.logs().decode(errors="replace")
-        if needle in logs:
-            return logs
+    seen = {"logs": ""}
+
+    def needle_logged() -> str | None:
+        seen["logs"] = container.logs().decode(errors="replace")
+        if needle in seen["logs"]:
+            return seen["logs"]
         container.reload()
         if container.status in ("exited", "dead"):
-            break
-        time.sleep(interval_s)
-    raise TimeoutError(f"{needle!r} not in {container.name}'s logs after {timeout_s:.0f} s; last output:\n{logs[-2000:]}")
+            raise TimeoutError(f"{container.name} {container.status} before logging {needle!r}; last output:\n"
+                               f"{seen['logs'][-2000:]}")
+        return None
 
-
-def sweep_by_label(client: docker.DockerClient, label: str, value: str) -> int:
-    """Remove every container whose `label` is `value`; returns how many there were."""
-    leftovers = client.containers.list(all=True, filters={"label": f"{label}={value}"})
-    for container in leftovers:
-        remove_quietly(container)
-    return len(leftovers)
+    try:
+        return wait_until(needle_logged, timeout_s, f"{needle!r} in {container.name}'s logs", interval_s)
+    except WaitTimeout as exc:
+        raise TimeoutError(f"{exc}; last output:\n{seen['logs'][-2000:]}") from None
 
 
 def sweep_session(client: docker.DockerClient, session: str) -> int:
-    """Leftovers of one test session (one xdist worker of a run); its siblings' containers stay."""
-    return sweep_by_label(client, SESSION_LABEL, session)
-
-
-def sweep_run(client: docker.DockerClient, run_id: str) -> int:
-    """Leftovers of a whole run (all its sessions), e.g. after a crash: `fleet sweep --run-id`."""
-    return sweep_by_label(client, RUN_ID_LABEL, run_id)
+    """Remove the leftovers of one test session (one xdist worker of a run); its siblings' containers stay."""
+    leftovers = client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session}"})
+    for container in leftovers:
+        remove_quietly(container)
+    return len(leftovers)

@@ -52,10 +52,6 @@ class Repository:
         return f"{self.push_uri}{separator}{tag_or_digest}"
 
 
-def repository_name(environment: str) -> str:
-    return f"whisper-docker-{environment}"
-
-
 def ensure_repository(ecr, name: str, run_id: str, push_host: str | None = None) -> tuple[Repository, bool]:
     """Create or reconcile the repository (scan on push, IMMUTABLE tags, keep-last-10); (repository, created)."""
     try:

@@ -191,7 +191,7 @@ def launch_instance(ec2, spec: LaunchSpec, tags: list[dict]) -> Instance:
     return instance
 
 
-def wait_until(ec2, waiter_name: str, instance_ids: list[str], timeout_s: float, delay_s: int = 5) -> None:
+def wait_for_instances(ec2, waiter_name: str, instance_ids: list[str], timeout_s: float, delay_s: int = 5) -> None:
     """An EC2 waiter bounded by `timeout_s`; raises TimeoutError naming the instances."""
     attempts = max(1, int(timeout_s // delay_s))
     try:
@@ -213,7 +213,7 @@ def terminate_instances(ec2, instance_ids: list[str], wait_s: float = 0) -> list
             raise
         return instance_ids
     if wait_s:
-        wait_until(ec2, "instance_terminated", instance_ids, wait_s)
+        wait_for_instances(ec2, "instance_terminated", instance_ids, wait_s)
     log.info("terminated %s", ", ".join(instance_ids))
     return instance_ids
 
@@ -224,7 +224,7 @@ def spot_instance(ec2, spec: LaunchSpec, tags: list[dict], running_timeout_s: fl
     """A launched instance, running; terminated on exit even when waiting for it failed."""
     instance = launch_instance(ec2, spec, tags)
     try:
-        wait_until(ec2, "instance_running", [instance.instance_id], running_timeout_s)
+        wait_for_instances(ec2, "instance_running", [instance.instance_id], running_timeout_s)
         yield describe_instance(ec2, instance.instance_id)
     finally:
         terminate_instances(ec2, [instance.instance_id], wait_s=terminate_wait_s)
@@ -380,7 +380,7 @@ def launch_test_host(cloud, key_name: str, key_path: str, cidr: str, instance_ty
     instance_id = None
     try:
         instance_id = launch_instance(ec2, spec, cloud.tags()).instance_id
-        wait_until(ec2, "instance_running", [instance_id], running_timeout_s)
+        wait_for_instances(ec2, "instance_running", [instance_id], running_timeout_s)
         instance = describe_instance(ec2, instance_id)
         details = HostDetails(instance_id, instance_type, instance.public_ip or "", 22, SSH_USER, key_path, "aws",
                               cloud.region, cloud.run_id, instance.public_ip or "")

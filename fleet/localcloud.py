@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from contextlib import AbstractContextManager
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from fleet.aws import Cloud
+from fleet.aws import RUN_ID_TAG, Cloud
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +103,8 @@ def provision_deployment(cloud: Cloud, environment: str, key_dir: Path, max_rece
     """Create the deployment's queue + DLQ (redrive after `max_receives`), buckets and SSH key pair."""
     sqs, s3, ec2 = cloud.client("sqs"), cloud.client("s3"), cloud.client("ec2")
     prefix = f"whisper-{environment}"
-    tags = {"spotscribe:run-id": cloud.run_id}
-    dlq_url = sqs.create_queue(QueueName=f"{prefix}-dlq", tags=tags)["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    redrive = f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receives}"}}'
-    queue_url = sqs.create_queue(
-        QueueName=f"{prefix}-jobs",
-        Attributes={"VisibilityTimeout": "300", "RedrivePolicy": redrive},
-        tags=tags,
-    )["QueueUrl"]
+    queue_url, dlq_url = create_queue_pair(sqs, f"{prefix}-jobs", f"{prefix}-dlq", {RUN_ID_TAG: cloud.run_id},
+                                           visibility_timeout=300, max_receives=max_receives)
     buckets = {}
     for role in ("audio", "transcripts"):
         name = f"spotscribe-{environment}-{role}-{cloud.run_id}".lower()[:63]
@@ -131,6 +125,19 @@ def provision_deployment(cloud: Cloud, environment: str, key_dir: Path, max_rece
         ssh_key_path=str(key_path),
         endpoint_url=cloud.endpoint_url,
     )
+
+
+def create_queue_pair(sqs, name: str, dlq_name: str, tags: dict[str, str] | None = None,
+                      visibility_timeout: int = 300, max_receives: int | None = 3) -> tuple[str, str]:
+    """A job queue and its DLQ; with `max_receives`, a redrive policy moves a message there after that many."""
+    dlq_url = sqs.create_queue(QueueName=dlq_name, tags=tags or {})["QueueUrl"]
+    attributes = {"VisibilityTimeout": str(visibility_timeout)}
+    if max_receives is not None:
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn,
+                                                  "maxReceiveCount": str(max_receives)})
+    queue_url = sqs.create_queue(QueueName=name, Attributes=attributes, tags=tags or {})["QueueUrl"]
+    return queue_url, dlq_url
 
 
 def write_private_key(path: Path, material: str) -> Path:

@@ -36,6 +36,7 @@ from fleet.hosts import (
 )
 from fleet.images import build_cached, local_buildargs, repo_path
 from fleet.ssh import CommandResult, SshSession, SshTarget
+from fleet.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +100,10 @@ class SocketForwards(AbstractContextManager):
         return self
 
     def _wait_for_sockets(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout_s
-        missing = list(self.ports)
-        while missing:
-            missing = [name for name in self.ports if not (self.directory / f"{name}.sock").is_socket()]
-            if missing and time.monotonic() > deadline:
-                raise TimeoutError(f"socat did not create {', '.join(missing)} socket(s) in {self.ready_timeout_s} s")
-            time.sleep(0.05)
+        def all_listening() -> bool:
+            return all((self.directory / f"{name}.sock").is_socket() for name in self.ports)
+
+        wait_until(all_listening, self.ready_timeout_s, f"socat's {', '.join(self.ports)} socket(s)", interval=0.05)
 
     def spec(self) -> str:
         """The host container's SPOTSCRIBE_FORWARDS value: `name:port …`."""

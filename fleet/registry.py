@@ -12,12 +12,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from fleet.waiting import WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +115,20 @@ class LocalRegistry(AbstractContextManager):
         log.info("registry on %s (auth %s)", self.url, "on" if self.credentials else "off")
         return self
 
+    def answers(self) -> bool:
+        """The v2 API answers (401 counts: auth is on); a registry process that exited raises."""
+        if self.process.poll() is not None:
+            raise RegistryUnavailable(f"registry exited with {self.process.returncode}: {self.log_tail()}")
+        try:
+            return requests.get(f"{self.url}/v2/", timeout=2).status_code in (200, 401)
+        except requests.RequestException:
+            return False
+
     def wait_until_up(self) -> None:
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RegistryUnavailable(f"registry exited with {self.process.returncode}: {self.log_tail()}")
-            try:
-                code = requests.get(f"{self.url}/v2/", timeout=2).status_code
-                if code in (200, 401):
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RegistryUnavailable(f"registry did not answer on {self.url} within {self.start_timeout_s:.0f} s")
+        try:
+            wait_until(self.answers, self.start_timeout_s, f"the registry on {self.url}", interval=0.2)
+        except WaitTimeout as exc:
+            raise RegistryUnavailable(str(exc)) from None
 
     def log_tail(self, chars: int = 2000) -> str:
         path = self.log_path

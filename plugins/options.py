@@ -108,10 +108,6 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
-def spotscribe_config(config: pytest.Config) -> SpotscribeConfig:
-    return config.stash[CONFIG_KEY]
-
-
 @pytest.fixture(scope="session")
 def spotscribe(pytestconfig: pytest.Config) -> SpotscribeConfig:
     """The resolved spotscribe options of this run."""

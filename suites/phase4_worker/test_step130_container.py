@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from fixtures.images import word_error_rate
-from fixtures.worker import wait_until
+from fleet.waiting import wait_until
 from fleet.containers import wait_for_log
 from fleet.registry import free_port
 

@@ -16,7 +16,8 @@ from string import Template
 import pytest
 import yaml
 
-from fixtures.worker import JobClient, ProxyClient, create_job_queues, launch_worker, wait_until
+from fixtures.worker import JobClient, ProxyClient, create_job_queues, launch_worker
+from fleet.waiting import wait_until
 
 CASES_FILE = Path(__file__).resolve().parents[2] / "test-data" / "bad-input" / "cases.yaml"
 CASES = yaml.safe_load(CASES_FILE.read_text())

@@ -13,7 +13,8 @@ import requests
 import srt
 import webvtt
 
-from fixtures.worker import ENGINES, FailTimes, GatedEngine, ProxyClient, engine_settings, wait_until
+from fixtures.worker import ENGINES, FailTimes, GatedEngine, ProxyClient, engine_settings
+from fleet.waiting import wait_until
 
 # tiny.en scores about 5.6 % WER on LibriSpeech test-clean; on this espeak-ng voice it measured 3-5 % here
 # (20 s passage, both engines, int8 on CPU). 0.15 leaves room for decoding differences between CPUs and

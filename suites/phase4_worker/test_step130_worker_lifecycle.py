@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from fixtures.worker import (GatedEngine, JobClient, ProxyClient, create_job_queues, launch_worker, recommend_rebalance,
-                             wait_until)
+from fixtures.worker import GatedEngine, JobClient, ProxyClient, create_job_queues, launch_worker, recommend_rebalance
+from fleet.waiting import wait_until
 
 SPOT_STOP_LIMIT = 5.0  # seconds from a notice to "no more receiving" (DESIGN §5)
 

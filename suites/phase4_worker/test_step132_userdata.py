@@ -14,7 +14,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-from fixtures.worker import wait_until
+from fleet.waiting import wait_until
+from fleet.aws import RUN_ID_TAG
+from fleet.localcloud import create_queue_pair
 from fleet.localhosts import MetadataStandIn, run_user_data_as_cloud_init, user_data_of
 from fleet.ssh import CommandResult, SshSession
 from fleet.userdata import render, settings_for
@@ -35,9 +37,8 @@ def local_target_only(cloud):
 def drill_queues(cloud, deployment):
     """A job queue + DLQ of the drill's own (the worker must not take other suites' jobs)."""
     sqs, name = cloud.client("sqs"), f"userdata-{cloud.run_id}"
-    tags = {"spotscribe:run-id": cloud.run_id}
-    dlq = sqs.create_queue(QueueName=f"{name}-dlq", tags=tags)["QueueUrl"]
-    queue = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "120"}, tags=tags)["QueueUrl"]
+    queue, dlq = create_queue_pair(sqs, name, f"{name}-dlq", {RUN_ID_TAG: cloud.run_id}, visibility_timeout=120,
+                                   max_receives=None)
     yield replace(deployment, queue_url=queue, dlq_url=dlq)
     for url in (queue, dlq):
         sqs.delete_queue(QueueUrl=url)
